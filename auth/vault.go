@@ -17,9 +17,9 @@ import (
 
 // Keychain item keys (within the configured service).
 const (
-	keyIndex       = "index"    // the list of accounts and the active one
-	keyCachePrefix = "cache:"   // + home account id: that account's MSAL cache part
-	keyAppPrefix   = "app:"     // + account id: an app identity's secret or certificate
+	keyIndex       = "index"     // the list of accounts and the active one
+	keyCachePrefix = "cache:"    // + home account id: that account's MSAL cache part
+	keyAppPrefix   = "app:"      // + account id: an app identity's secret or certificate
 	keyProxy       = "proxy-key" // the proxy's client key (owned by the caller, listed here so names don't clash)
 )
 
