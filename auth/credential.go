@@ -9,6 +9,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/entra-companion/entra-companion/auth/jwt"
 )
 
 // Credential returns an azcore.TokenCredential for one account ("" = whichever is active when
@@ -36,7 +38,7 @@ func (c *credential) GetToken(ctx context.Context, o policy.TokenRequestOptions)
 
 // IDTokenClaims returns the claims of an account's newest id token, decoded without
 // verification (it came straight from the authority over TLS). App identities have none.
-func (b *Broker) IDTokenClaims(account string) (map[string]any, error) {
+func (b *Broker) IDTokenClaims(account string) (jwt.Claims, error) {
 	a, err := b.accts.Load().resolve(account)
 	if err != nil {
 		return nil, err
@@ -60,11 +62,11 @@ func (b *Broker) IDTokenClaims(account string) (map[string]any, error) {
 	for _, realm := range []string{a.rec.TenantID, a.rec.Realm} {
 		for _, e := range secs[secIDToken] {
 			if strings.EqualFold(e.Realm, realm) {
-				claims, err := payload(e.Secret)
+				tok, err := jwt.Decode(e.Secret)
 				if err != nil {
 					return nil, fmt.Errorf("reading the id token of %s: %w", a.rec.Username, err)
 				}
-				return claims, nil
+				return tok.Claims, nil
 			}
 		}
 	}
