@@ -158,10 +158,12 @@ func (c *Config) defaultRoutes() []Route {
 	}
 }
 
-// GraphScope returns the ".default" scope of the configured Graph, like
-// "https://graph.microsoft.com/.default".
+// GraphScope returns the ".default" scope of the cloud's Microsoft Graph, like
+// "https://graph.microsoft.com/.default". It names the resource tokens are for, so it follows
+// the cloud, not graph_url: a graph_url that points elsewhere (a mock, a gateway, the simulated
+// cloud) still takes Graph tokens.
 func (c *Config) GraphScope() string {
-	return c.graphOrigin() + "/.default"
+	return origin(defaultGraphURL(c.Cloud)) + "/.default"
 }
 
 // graphOrigin returns scheme://host of GraphURL, or of the cloud's Graph when

@@ -69,6 +69,21 @@ func TestDefaultsPerCloud(t *testing.T) {
 	}
 }
 
+// A graph_url elsewhere (the simulated cloud, a gateway) still gets tokens for Graph itself.
+func TestGraphScopeFollowsCloudNotURL(t *testing.T) {
+	c, err := Parse([]byte("graph_url = \"https://127.0.0.1:9443/v1.0\"\n"), "config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.Proxy.Routes[0]
+	if g.Upstream != "https://127.0.0.1:9443/" || !slices.Equal(g.Scopes, []string{"https://graph.microsoft.com/.default"}) {
+		t.Errorf("graph route = %+v", g)
+	}
+	if c.GraphScope() != "https://graph.microsoft.com/.default" {
+		t.Errorf("GraphScope() = %q", c.GraphScope())
+	}
+}
+
 func TestParseAppliesDefaults(t *testing.T) {
 	tests := []struct {
 		name string
@@ -85,7 +100,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 		{"graph url moves the graph route", "graph_url = \"https://127.0.0.1:9443/v1.0\"\n", func(c *Config) {
 			c.GraphURL = "https://127.0.0.1:9443/v1.0"
 			c.Proxy.Routes[0].Upstream = "https://127.0.0.1:9443/"
-			c.Proxy.Routes[0].Scopes = []string{"https://127.0.0.1:9443/.default"}
+			c.Proxy.Routes[0].Scopes = []string{"https://graph.microsoft.com/.default"}
 		}},
 		{"empty origins allow none", "[proxy]\nallowed_origins = []\n", func(c *Config) { c.Proxy.AllowedOrigins = nil }},
 		{"empty routes mean none", "[proxy]\nroutes = []\n", func(c *Config) { c.Proxy.Routes = nil }},
