@@ -77,6 +77,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	cfg.GraphURL = s.GraphURL()
 	cfg.Scopes = []string{"GroupMember.Read.All"}
 	cfg.KeychainService = e.service
+	cfg.Proxy.Routes[0].Upstream = strings.TrimSuffix(s.GraphURL(), "v1.0")
 	if err := config.Save(e.cfgPath, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -455,4 +456,128 @@ func clientTrusting(t *testing.T, pem []byte) *http.Client {
 		t.Fatal("the CA file holds no certificate")
 	}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+}
+
+// The headless proxy with real accounts: a browser-like client (a loopback origin) reads the
+// CMS and Graph through it as the active account and, with X-Entra-Account, as another; a
+// revoked access token is refreshed and retried; a revoked refresh token is a 401
+// needs_sign_in. Nothing secret reaches the client or the proxy's output.
+func TestProxyCommand(t *testing.T) {
+	e := newCLIEnv(t)
+	s := e.sim
+	cfg, err := config.Load(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Proxy.Routes = append(cfg.Proxy.Routes[:1], // graph (default, to the sim's Graph)
+		config.Route{Name: "cms", Prefix: "/cms/", Upstream: s.CMSURL() + "/", Scopes: []string{sim.CMSAudience + "/.default"}, Auth: config.AuthBearer},
+		config.Route{Name: "strapi", Prefix: "/strapi/", Upstream: s.CMSURL() + "/", Auth: config.AuthStrapi})
+	if err := config.Save(e.cfgPath, cfg); err != nil {
+		t.Fatal(err)
+	}
+	adele := e.loginBrowser(sim.UserAdele)
+	guest := e.loginBrowser(sim.UserAdele, "--authority", s.Authority(sim.TenantFabrikam))
+	alex := e.loginBrowser(sim.UserAlex)
+
+	cmd := e.command("proxy", "--listen", "127.0.0.1:0")
+	stdout, _ := cmd.StdoutPipe()
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	first, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("proxy printed nothing: %v; stderr %s", err, errb.String())
+	}
+	var base string
+	if f := strings.Fields(first); len(f) > 3 {
+		base = f[3]
+	}
+	if !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("first line %q does not give the base URL", first)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+
+	get := func(path, account string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Origin", "http://localhost:5173")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		req.Header.Set("Cookie", "session=should-not-travel")
+		if account != "" {
+			req.Header.Set("X-Entra-Account", account)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		if resp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" {
+			t.Errorf("GET %s: no CORS allowance for a loopback origin", path)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+
+	// The active account (adele, signed in first) and another by header.
+	if code, me := get("/graph/v1.0/me", ""); code != 200 || me["userPrincipalName"] != sim.UserAdele {
+		t.Fatalf("/graph/v1.0/me as the active account: %d %v", code, me)
+	}
+	if code, me := get("/graph/v1.0/me", sim.UserAlex); code != 200 || me["userPrincipalName"] != sim.UserAlex {
+		t.Fatalf("/graph/v1.0/me as alex: %d %v", code, me)
+	}
+	if code, me := get("/graph/v1.0/me", guest.ID); code != 200 || !strings.Contains(fmt.Sprint(me["userPrincipalName"]), "#EXT#") {
+		t.Fatalf("/graph/v1.0/me as the guest: %d %v", code, me)
+	}
+	code, arts := get("/cms/api/articles", alex.ID)
+	if code != 200 || arts["data"] == nil {
+		t.Fatalf("/cms/api/articles as alex: %d %v", code, arts)
+	}
+	if code, echo := get("/cms/api/echo", ""); code != 200 || echo["authorized"] != true || echo["preferred_username"] != sim.UserAdele {
+		t.Fatalf("/cms/api/echo: %d %v", code, echo)
+	}
+	if code, arts := get("/strapi/api/articles", ""); code != 200 || arts["data"] == nil {
+		t.Fatalf("/strapi/api/articles (strapi exchange): %d %v", code, arts)
+	}
+	rejected := s.Rejected(sim.EndpointCMSArticles)
+
+	// CAE: the CMS revokes adele's access tokens mid-session; the next request still succeeds.
+	s.RevokeAccessTokens(sim.UserAdele)
+	if code, _ := get("/cms/api/articles", ""); code != 200 {
+		t.Fatalf("after access-token revocation: %d, want 200 after refresh and retry", code)
+	}
+	if s.Rejected(sim.EndpointCMSArticles) != rejected+1 {
+		t.Errorf("the revoked token should have been refused once, then retried: %d refusals", s.Rejected(sim.EndpointCMSArticles)-rejected)
+	}
+
+	// Refresh tokens revoked too: the user must sign in again, and the answer says so.
+	s.RevokeRefreshTokens(sim.UserAlex)
+	s.RevokeAccessTokens(sim.UserAlex)
+	code, body := get("/cms/api/articles", sim.UserAlex)
+	if code != 401 || body["error"] != "needs_sign_in" || body["account"] == nil || body["route"] != "cms" {
+		t.Fatalf("refresh token revoked: %d %v, want 401 needs_sign_in naming route and account", code, body)
+	}
+	if msg, _ := body["message"].(string); !strings.Contains(msg, "login") {
+		t.Errorf("the message does not say how to sign in again: %q", msg)
+	}
+	_ = adele
+
+	// The status page and the proxy's output hold no token material.
+	resp, err := http.Get(base + "/_companion/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(status, []byte(sim.UserAlex)) {
+		t.Errorf("status page: %d %s", resp.StatusCode, status)
+	}
+	for what, text := range map[string]string{"status page": string(status), "proxy stderr": errb.String()} {
+		if strings.Contains(text, "eyJ") {
+			t.Errorf("%s contains a JWT", what)
+		}
+	}
 }
