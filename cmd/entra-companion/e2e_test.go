@@ -214,6 +214,25 @@ func (d *desktop) screenshot(name, window string) image.Image {
 	return img
 }
 
+// saveCrop saves part of a screenshot (like the menu next to the tray) for the docs.
+func (d *desktop) saveCrop(name string, img image.Image, r image.Rectangle) {
+	d.t.Helper()
+	sub, ok := img.(interface {
+		SubImage(image.Rectangle) image.Image
+	})
+	if !ok {
+		return
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, sub.SubImage(r)); err != nil {
+		d.t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(d.artifacts, name+".png"), buf.Bytes(), 0o644)
+	if os.Getenv("ENTRA_UPDATE_SCREENSHOTS") != "" {
+		_ = os.WriteFile(filepath.Join("..", "..", "docs", "screenshots", name+".png"), buf.Bytes(), 0o644)
+	}
+}
+
 // findWindow waits for a visible window whose title matches and returns its id.
 func (d *desktop) findWindow(title string) string {
 	d.t.Helper()
@@ -409,6 +428,7 @@ func TestTrayEndToEnd(t *testing.T) {
 	if n := countNear(opened, image.Rect(0, d.h/3, 300, d.h-45), [3]uint32{0xFF, 0xFF, 0xFF}, 30); n < 5000 {
 		t.Fatalf("right-clicking the tray icon did not open a menu (%d light pixels where it should be)", n)
 	}
+	d.saveCrop("tray-menu", opened, image.Rect(0, d.h/3, 420, d.h))
 	d.xdo("key", "Escape")
 	time.Sleep(500 * time.Millisecond)
 
