@@ -207,6 +207,7 @@ type AccountError struct {
 	Err error
 }
 
+// Error says what failed, for which account, and why.
 func (e *AccountError) Error() string {
 	msg := e.Op + " for " + e.Account
 	if e.Code != "" {

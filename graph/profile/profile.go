@@ -101,6 +101,7 @@ type ConsentError struct {
 	Op string
 }
 
+// Error names the missing permission and what to do.
 func (e *ConsentError) Error() string {
 	return fmt.Sprintf("%s: the token lacks the %s permission; sign in again with that scope or ask an admin to grant consent", e.Op, e.Permission)
 }
