@@ -31,6 +31,10 @@ const (
 	// servable: when refreshing fails for a transient reason, the old token is still handed out
 	// while it has at least this much time left.
 	servable = 5 * time.Second
+	// defaultCallTimeout bounds one call to the authority (MSAL's HTTP requests of one
+	// refresh), whatever the HTTP client: a hung connection fails the attempt and is retried
+	// instead of holding every caller of the token for the whole refresh.
+	defaultCallTimeout = 30 * time.Second
 )
 
 // Options configure a Broker.
@@ -68,6 +72,10 @@ type Options struct {
 	OpenURL func(string) error
 	// NoKeychainFallback makes New fail with ErrNoKeychain instead of continuing in memory.
 	NoKeychainFallback bool
+	// KeychainError, with Store a stand-in (a MemoryStore) for a keychain the caller already
+	// found unavailable, says why; KeychainError() reports it. Processes that open several
+	// brokers probe the keychain once and share one stand-in this way.
+	KeychainError error
 	// Watch makes the broker notice other processes' changes (sign-ins, sign-outs, the active
 	// account) as they happen, through a file watch on StateDir.
 	Watch bool
@@ -85,6 +93,7 @@ type Broker struct {
 	refreshBefore time.Duration
 	retryDelay    time.Duration
 	retries       int
+	callTimeout   time.Duration // bounds one call to the authority
 
 	mu      sync.Mutex
 	clients map[string]*public.Client
@@ -161,6 +170,7 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 		refreshBefore: opts.RefreshBefore,
 		retryDelay:    opts.RetryDelay,
 		retries:       opts.Retries,
+		callTimeout:   defaultCallTimeout,
 		clients:       map[string]*public.Client{},
 		apps:          map[string]*confidential.Client{},
 		subs:          map[int]func(Event){},
@@ -229,7 +239,12 @@ func New(ctx context.Context, opts Options) (*Broker, error) {
 
 // KeychainError is non-nil when the broker runs without a keychain (tokens in memory only);
 // it says why, in words to show the user.
-func (b *Broker) KeychainError() error { return b.keychainErr }
+func (b *Broker) KeychainError() error {
+	if b.keychainErr != nil {
+		return b.keychainErr
+	}
+	return b.opts.KeychainError
+}
 
 // Close stops background work. Tokens already handed out stay valid.
 func (b *Broker) Close() error {

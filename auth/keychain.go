@@ -68,6 +68,9 @@ func (k *Keyring) Delete(key string) error {
 }
 
 func (k *Keyring) call(op, key string, f func() error) error {
+	if err := sessionBusMissing(); err != nil {
+		return fmt.Errorf("%s keychain item %s/%s: %w", op, k.Service, key, err)
+	}
 	d := k.Timeout
 	if d <= 0 {
 		d = DefaultKeychainTimeout
@@ -187,6 +190,9 @@ func ProbeKeychain(ctx context.Context, s SecretStore) error {
 		}
 		return err
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("probing the keychain: %w", ErrKeychainTimeout)
+		}
 		return fmt.Errorf("probing the keychain: %w", ctx.Err())
 	}
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 )
@@ -112,7 +113,7 @@ func (b *Broker) refreshSoon(e *tokenEntry) {
 	go func() {
 		defer b.bg.Done()
 		defer e.refreshing.Store(false)
-		a := b.accts.Load().byID[e.key.account]
+		a := b.accts.Load().byID[strings.ToLower(e.key.account)]
 		if a == nil || a.getState() == StateNeedsSignIn {
 			return
 		}

@@ -128,9 +128,13 @@ func (b *Broker) dropTokens(account string) {
 	b.tokens.Store(&m)
 }
 
-// storeToken records a new access token and schedules its renewal.
+// storeToken records a new access token and schedules its renewal. expires is MSAL's: the
+// wall clock at the answer plus expires_in; it is carried over to the broker's clock.
 func (b *Broker) storeToken(account string, scopes Scopes, value string, expires time.Time) *AccessToken {
 	now := b.clock.Now()
+	if _, real := b.clock.(SystemClock); !real {
+		expires = now.Add(time.Until(expires))
+	}
 	life := expires.Sub(now)
 	before := b.refreshBefore
 	if before > life/2 {
@@ -180,6 +184,14 @@ func (b *Broker) slowToken(ctx context.Context, a *acct, scopes Scopes, req Toke
 			// A transient failure: the old token is still good for a while.
 			if t := e.tok.Load(); t != nil && errors.Is(r.Err, ErrUnavailable) && req.Claims == "" && t.Value != req.Rejected && t.ExpiresOn.Sub(b.clock.Now()) > servable {
 				return t, nil
+			}
+			// A resource refused the cached token (a 401, a claims challenge) and the account
+			// needs sign-in, so no new one can be had: stop handing out the refused one, which
+			// would only be sent, and refused, again with every request.
+			if errors.Is(r.Err, ErrNeedsSignIn) && (req.Claims != "" || req.Rejected != "") {
+				if t := e.tok.Load(); t != nil && (req.Rejected == "" || t.Value == req.Rejected) {
+					e.tok.CompareAndSwap(t, nil)
+				}
 			}
 			return nil, r.Err
 		}
@@ -250,6 +262,8 @@ func (b *Broker) refresh(ctx context.Context, a *acct, e *tokenEntry, claims str
 	n := e.failures.Add(1)
 	b.setState(a, StateOffline, last.message)
 	backoff := min(b.retryDelay<<min(n, 7), time.Minute)
+	// The authority asked for a pause (throttling): the background refresher keeps it.
+	backoff = max(backoff, min(last.retryAfter, maxRetryAfter))
 	e.retryAt.Store(b.clock.Now().Add(backoff).UnixNano())
 	b.kick()
 	return nil, &AccountError{Account: a.rec.Username, Op: "refreshing the token", Code: last.code, Err: fmt.Errorf("%w: %s", ErrUnavailable, last.message)}
@@ -265,7 +279,9 @@ func (b *Broker) acquire(ctx context.Context, a *acct, scopes Scopes, claims str
 			}
 			return nil, &failure{kind: failTransient, message: err.Error()}
 		}
-		res, err := c.AcquireTokenByCredential(ctx, appScopes(scopes).List())
+		cctx, cancel := context.WithTimeout(ctx, b.callTimeout)
+		defer cancel()
+		res, err := c.AcquireTokenByCredential(cctx, appScopes(scopes).List())
 		if err != nil {
 			return nil, classify(err)
 		}
@@ -297,12 +313,17 @@ func (b *Broker) acquire(ctx context.Context, a *acct, scopes Scopes, claims str
 	if claims != "" {
 		opts = append(opts, public.WithClaims(claims))
 	}
-	res, err := client.AcquireTokenSilent(withLockHeld(ctx), scopes.List(), opts...)
+	cctx, cancel := context.WithTimeout(ctx, b.callTimeout)
+	defer cancel()
+	res, err := client.AcquireTokenSilent(withLockHeld(cctx), scopes.List(), opts...)
 	if err != nil {
 		return nil, classify(err)
 	}
 	return b.storeToken(a.rec.ID, scopes, res.AccessToken, res.ExpiresOn), nil
 }
+
+// maxRetryAfter caps how long a Retry-After from the authority holds background refreshes.
+const maxRetryAfter = 30 * time.Minute
 
 type failKind int
 
@@ -373,7 +394,12 @@ func classify(err error) *failure {
 	var ne net.Error
 	var ue *url.Error
 	if errors.As(err, &ne) || errors.As(err, &ue) || strings.Contains(msg, "server response error") {
-		return &failure{kind: failTransient, message: "the authority could not be reached: " + firstLine(msg)}
+		detail := msg
+		if ue != nil || errors.As(err, &ue) {
+			// MSAL's own wrapping puts the cause on a later line: say the cause itself.
+			detail = redact(ue.Err.Error())
+		}
+		return &failure{kind: failTransient, message: "the authority could not be reached: " + firstLine(detail)}
 	}
 	var je msalerrors.InvalidJsonErr
 	if errors.As(err, &je) || strings.Contains(msg, "json") || strings.Contains(msg, "JSON") {

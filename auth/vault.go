@@ -297,6 +297,8 @@ func (c *clientCache) Export(ctx context.Context, m cache.Marshaler, _ cache.Exp
 	if err := v.reloadIfChanged(); err != nil {
 		return err
 	}
+	var failed error
+	wrote := false
 	for home, p := range changed {
 		v.mu.Lock()
 		same := bytes.Equal(v.parts[home], p)
@@ -305,29 +307,44 @@ func (c *clientCache) Export(ctx context.Context, m cache.Marshaler, _ cache.Exp
 			continue
 		}
 		// The new refresh token is written whole before anything of the old one is removed.
-		if err := v.blobs.put(keyCachePrefix+home, p); err != nil {
-			return fmt.Errorf("saving the tokens of %s to the keychain: %w", home, err)
-		}
+		err := v.blobs.put(keyCachePrefix+home, p)
+		// Kept in memory even when the keychain refused it: the authority may already have
+		// invalidated the refresh token the keychain still holds (rotation), so this process
+		// goes on with the newest one, and its next refresh writes the keychain again.
 		v.mu.Lock()
 		v.parts[home] = p
 		v.mu.Unlock()
+		if err != nil {
+			if failed == nil {
+				failed = fmt.Errorf("saving the tokens of %s to the keychain: %w", home, err)
+			}
+			continue
+		}
+		wrote = true
 	}
 	for _, home := range removed {
-		if err := v.blobs.del(keyCachePrefix + home); err != nil {
-			return fmt.Errorf("deleting the tokens of %s from the keychain: %w", home, err)
+		if failed != nil {
+			break
 		}
+		if err := v.blobs.del(keyCachePrefix + home); err != nil {
+			failed = fmt.Errorf("deleting the tokens of %s from the keychain: %w", home, err)
+			break
+		}
+		wrote = true
 		v.mu.Lock()
 		delete(v.parts, home)
 		v.mu.Unlock()
 	}
 	v.mu.Lock()
 	v.merged = mergeParts(v.parts)
-	v.gen = v.lock.bump()
+	if wrote {
+		v.gen = v.lock.bump()
+	}
 	c.mu.Lock()
 	c.base = maps.Clone(v.parts)
 	c.mu.Unlock()
 	v.mu.Unlock()
-	return nil
+	return failed
 }
 
 // splitParts cuts MSAL's cache document into one part per home account (refresh token, id

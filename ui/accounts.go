@@ -119,7 +119,14 @@ func newAccountsView(u *UI, w fyne.Window) *accountsView {
 	add := container.NewBorder(nil, nil, widget.NewLabel("Tenant"), nil, v.tenant)
 	buttons := container.NewHBox(v.activate, v.again, v.remove, layout.NewSpacer(), v.device, v.browser)
 	bottom := container.NewVBox(widget.NewSeparator(), add, buttons, v.act.box)
-	w.SetContent(container.NewBorder(nil, bottom, nil, nil, container.NewStack(v.empty, v.list)))
+	var top fyne.CanvasObject
+	if kc, ok := u.d.Accounts.(interface{ KeychainError() error }); ok && kc.KeychainError() != nil {
+		warn := widget.NewLabelWithStyle("No system keychain: accounts signed in now are kept in memory only and forgotten when Entra Companion quits. Nothing is written to disk.", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+		warn.Wrapping = fyne.TextWrapWord
+		warn.Importance = widget.WarningImportance
+		top = container.NewVBox(warn, widget.NewSeparator())
+	}
+	w.SetContent(container.NewBorder(top, bottom, nil, nil, container.NewStack(v.empty, v.list)))
 	return v
 }
 

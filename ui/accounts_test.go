@@ -229,3 +229,50 @@ func tapButton(t *testing.T, o fyne.CanvasObject, text string) {
 	}
 	t.Fatalf("no button %q", text)
 }
+
+// memoryOnlyAccounts is a broker that runs without a keychain.
+type memoryOnlyAccounts struct{ *fakeAccounts }
+
+func (memoryOnlyAccounts) KeychainError() error {
+	return errors.New("opening the keychain: no Secret Service on the D-Bus session")
+}
+
+// Without a keychain the Accounts window says that nothing will be kept, and a notification
+// says it once at start; with one, neither appears.
+func TestNoKeychainIsSaid(t *testing.T) {
+	for _, memoryOnly := range []bool{false, true} {
+		h := newHarness(t, adele)
+		if memoryOnly {
+			h.wrap = func(a Accounts) Accounts { return memoryOnlyAccounts{a.(*fakeAccounts)} }
+			h.u = h.build(h.app)
+		}
+		h.u.Start()
+		h.wait()
+		h.u.ShowAccounts()
+		banner := findLabel(h.u.accounts.win.Content(), "No system keychain")
+		noted := false
+		for _, n := range h.notes.all() {
+			noted = noted || strings.Contains(n[0], "No keychain")
+		}
+		if (banner != nil) != memoryOnly || noted != memoryOnly {
+			t.Errorf("memory only %v: banner shown %v, notified %v", memoryOnly, banner != nil, noted)
+		}
+	}
+}
+
+// findLabel finds a label whose text starts with prefix anywhere under o.
+func findLabel(o fyne.CanvasObject, prefix string) *widget.Label {
+	switch v := o.(type) {
+	case *widget.Label:
+		if strings.HasPrefix(v.Text, prefix) {
+			return v
+		}
+	case *fyne.Container:
+		for _, c := range v.Objects {
+			if l := findLabel(c, prefix); l != nil {
+				return l
+			}
+		}
+	}
+	return nil
+}

@@ -406,6 +406,7 @@ type harness struct {
 	logs  *syncBuffer
 	clip  fyne.Clipboard
 	main  chan func() // what the UI runs on Fyne's goroutine, in order
+	wrap  func(Accounts) Accounts // if set, what the UI gets instead of acc
 }
 
 func newHarness(t *testing.T, accs ...auth.Account) *harness {
@@ -427,8 +428,12 @@ func newHarness(t *testing.T, accs ...auth.Account) *harness {
 }
 
 func (h *harness) build(a fyne.App) *UI {
+	var accounts Accounts = h.acc
+	if h.wrap != nil {
+		accounts = h.wrap(h.acc)
+	}
 	u := New(a, Deps{
-		Accounts:  h.acc,
+		Accounts:  accounts,
 		Directory: h.dir,
 		Proxy:     h.proxy,
 		Settings:  h.set,

@@ -141,6 +141,14 @@ func (u *UI) Start() {
 		}
 	}
 
+	// Without a keychain nothing survives a restart: say so once, where the user looks.
+	if kc, ok := u.d.Accounts.(interface{ KeychainError() error }); ok {
+		if err := kc.KeychainError(); err != nil {
+			u.log.Warn("no keychain: signed-in accounts are kept in memory only", "reason", err.Error())
+			u.notify("No keychain: accounts are not kept", "Entra Companion could not open the system keychain, so accounts you sign in now are forgotten when it quits. Nothing is written to disk. Start a Secret Service (gnome-keyring or KeePassXC) and restart to keep them.")
+		}
+	}
+
 	u.apply(u.collect())
 	go u.loop()
 	if u.master {

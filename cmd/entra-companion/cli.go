@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -56,11 +57,12 @@ type env struct {
 	cfg *config.Config
 
 	// Hooks (nil = the real thing).
-	httpClient *http.Client       // for MSAL, Graph and the proxy's upstreams
-	openURL    func(string) error // opens the browser for sign-in
-	stateDir   string             // the cross-process lock's directory
-	memoryOnly bool               // keep tokens in memory (demo without a keychain)
-	store      auth.SecretStore   // overrides the OS keychain
+	httpClient  *http.Client       // for MSAL, Graph and the proxy's upstreams
+	openURL     func(string) error // opens the browser for sign-in
+	stateDir    string             // the cross-process lock's directory
+	memoryOnly  bool               // keep tokens in memory (demo without a keychain)
+	store       auth.SecretStore   // overrides the OS keychain; set once the keychain failed
+	keychainErr error              // why the OS keychain is not used
 }
 
 // Main runs the command line and returns the process's exit code.
@@ -171,10 +173,7 @@ func (e *env) broker(ctx context.Context, watch bool) (*auth.Broker, error) {
 			return nil, err
 		}
 	}
-	store := e.store
-	if store == nil && e.memoryOnly {
-		store = auth.NewMemoryStore()
-	}
+	store, kerr := e.secretStore(ctx, cfg.KeychainService)
 	b, err := auth.New(ctx, auth.Options{
 		ClientID:      cfg.ClientID,
 		Authority:     cfg.Authority,
@@ -187,14 +186,36 @@ func (e *env) broker(ctx context.Context, watch bool) (*auth.Broker, error) {
 		Logger:        e.log,
 		OpenURL:       e.openURL,
 		Watch:         watch,
+		KeychainError: kerr,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if kerr := b.KeychainError(); kerr != nil && store == nil {
-		fmt.Fprintf(e.stderr, "warning: %v\nwarning: accounts signed in now live in this process's memory only and are gone when it ends.\n", kerr)
-	}
 	return b, nil
+}
+
+// secretStore returns the keychain to use: the OS keychain when it answers, else (probed once
+// per process, with the reason said once) one in-memory stand-in shared by every broker the
+// process opens — so a process that cannot keep tokens still works, and says so.
+func (e *env) secretStore(ctx context.Context, service string) (auth.SecretStore, error) {
+	if e.store != nil {
+		return e.store, e.keychainErr
+	}
+	if e.memoryOnly {
+		e.store = auth.NewMemoryStore()
+		return e.store, nil
+	}
+	k := &auth.Keyring{Service: service}
+	pctx, cancel := context.WithTimeout(ctx, auth.DefaultKeychainTimeout+time.Second)
+	err := auth.ProbeKeychain(pctx, k)
+	cancel()
+	if err == nil {
+		return k, nil
+	}
+	e.keychainErr = fmt.Errorf("opening the keychain: %w", err)
+	e.store = auth.NewMemoryStore()
+	fmt.Fprintf(e.stderr, "warning: %v\nwarning: accounts signed in now live in this process's memory only and are gone when it ends; nothing is written to disk.\n", e.keychainErr)
+	return e.store, e.keychainErr
 }
 
 // exitCode maps an error to the documented exit codes.

@@ -567,3 +567,64 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// Without a tray host, and without any D-Bus session at all, the app says so in words, makes
+// the Accounts window its main window, and still ends cleanly (no panic in the tray library).
+func TestTrayAppWithoutTrayHostOrDBus(t *testing.T) {
+	d := needDesktop(t)
+	for _, tc := range []struct {
+		name, want string
+		cmd        func(home string) *exec.Cmd
+	}{
+		{"no tray host", "no system tray host found", func(home string) *exec.Cmd {
+			// A private session bus of its own: no tray host and no keychain in it.
+			return exec.Command("dbus-run-session", "--", os.Args[0], "demo", "--sign-in", "adele")
+		}},
+		{"no D-Bus session", "no D-Bus session: running without a tray icon", func(home string) *exec.Cmd {
+			return exec.Command(os.Args[0], "demo", "--sign-in", "adele")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			app := tc.cmd(home)
+			var env []string
+			for _, kv := range os.Environ() {
+				if !strings.HasPrefix(kv, "DBUS_SESSION_BUS_ADDRESS=") {
+					env = append(env, kv)
+				}
+			}
+			app.Env = append(env, "ENTRA_RUN_AS_CLI=1", "XDG_CONFIG_HOME="+filepath.Join(home, "config"), "LANG=en_US.UTF-8")
+			var errb syncBuffer
+			app.Stdout, app.Stderr = io.Discard, &errb
+			app.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := app.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- app.Wait() }()
+			t.Cleanup(func() { _ = syscall.Kill(-app.Process.Pid, syscall.SIGKILL) })
+			d.waitFor("the clear message", 60*time.Second, func() bool { return strings.Contains(errb.String(), tc.want) })
+			win := d.findWindow("Accounts")
+			time.Sleep(time.Second)
+			d.screenshot("main-window-"+strings.ReplaceAll(tc.name, " ", "-"), win)
+			if !strings.Contains(errb.String(), "keychain") {
+				t.Errorf("without a Secret Service the app should say it keeps tokens in memory only:\n%s", errb.String())
+			}
+			d.putAway(win)
+			_ = syscall.Kill(-app.Process.Pid, syscall.SIGTERM) // the app (and dbus-run-session)
+			select {
+			case err := <-exited:
+				// dbus-run-session itself dies of the signal; the app under it must end cleanly.
+				if err != nil && tc.name != "no tray host" {
+					t.Errorf("exit: %v\n%s", err, errb.String())
+				}
+			case <-time.After(20 * time.Second):
+				_ = app.Process.Kill()
+				t.Fatalf("the app did not end on SIGTERM\n%s", errb.String())
+			}
+			if strings.Contains(errb.String(), "panic") {
+				t.Errorf("the app panicked:\n%s", errb.String())
+			}
+		})
+	}
+}
