@@ -405,7 +405,7 @@ type harness struct {
 	notes *notes
 	logs  *syncBuffer
 	clip  fyne.Clipboard
-	main  chan func() // what the UI runs on Fyne's goroutine, in order
+	main  chan func()             // what the UI runs on Fyne's goroutine, in order
 	wrap  func(Accounts) Accounts // if set, what the UI gets instead of acc
 }
 
