@@ -144,7 +144,7 @@ func compileRoute(cr config.Route) (*route, error) {
 		rt.scopes = auth.NewScopes(cr.Scopes...)
 	}
 	if mode == authStrapi {
-		rt.strapi = &strapiCache{m: map[string]*strapiJWT{}}
+		rt.strapi = &strapiCache{m: map[string]*strapiJWT{}, refused: map[string]string{}}
 	}
 	rt.info = RouteInfo{
 		Name:     name,
@@ -298,4 +298,7 @@ type strapiCache struct {
 	mu sync.RWMutex
 	m  map[string]*strapiJWT
 	sf singleflight.Group
+	// refused: per account id, a Graph token Strapi refused even though it was fresh, so it
+	// is not refreshed again for every request.
+	refused map[string]string
 }

@@ -38,6 +38,10 @@ type AccountLister interface {
 // DefaultListen is the address the proxy listens on when Options.Listen is empty.
 const DefaultListen = "127.0.0.1:8631"
 
+// defaultReadHeaderTimeout is how long a client may take to send a request's headers: a
+// slow client (slowloris) is cut off after it.
+const defaultReadHeaderTimeout = 10 * time.Second
+
 // Header names the proxy reads from client requests. Neither reaches an upstream.
 const (
 	// HeaderAccount picks the account for one request: a UPN or an account ID.
@@ -101,6 +105,10 @@ type Server struct {
 
 	now func() time.Time // injectable for tests
 
+	// readHeaderTimeout is the http.Server's ReadHeaderTimeout (defaultReadHeaderTimeout);
+	// tests of slow clients lower it before Start.
+	readHeaderTimeout time.Duration
+
 	mu      sync.Mutex // guards srv, ln, baseURL and done during Start/Shutdown
 	srv     *http.Server
 	ln      net.Listener
@@ -155,6 +163,8 @@ func New(opts Options) (*Server, error) {
 		listenPort:  port,
 		now:         time.Now,
 		tokSeen:     make(map[tokenKey]time.Time),
+
+		readHeaderTimeout: defaultReadHeaderTimeout,
 	}
 	if opts.Key != "" {
 		s.key = []byte(opts.Key)
@@ -266,7 +276,7 @@ func (s *Server) Start() error {
 	}
 	srv := &http.Server{
 		Handler:                      s.handler,
-		ReadHeaderTimeout:            10 * time.Second,
+		ReadHeaderTimeout:            s.readHeaderTimeout,
 		IdleTimeout:                  2 * time.Minute,
 		MaxHeaderBytes:               64 << 10,
 		DisableGeneralOptionsHandler: true, // "OPTIONS *" reaches the guards

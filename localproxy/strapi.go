@@ -74,6 +74,22 @@ func (s *Server) strapiCredential(ctx context.Context, ex *exchange, retry bool)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exchangeTimeout)
 		defer cancel()
 		nj, err := s.exchangeStrapi(ctx, rt, gtok)
+		if exchangeRefused(err) && c.mayRetry(id, gtok.Value) {
+			// Strapi's provider refuses a Graph token Graph itself no longer accepts (revoked
+			// by continuous access evaluation, or signed with a key the authority retired):
+			// exchange once more with a fresh one. One refused even when fresh is remembered,
+			// so a Strapi that refuses every token does not cost a refresh per request.
+			fresh, terr := s.tokens.Token(ctx, auth.TokenRequest{Account: ex.account, Scopes: s.graphScopes, Rejected: gtok.Value})
+			if terr == nil && fresh != nil && fresh.Value != gtok.Value {
+				gtok = fresh
+				nj, err = s.exchangeStrapi(ctx, rt, gtok)
+			}
+			if exchangeRefused(err) {
+				c.mu.Lock()
+				c.refused[id] = gtok.Value
+				c.mu.Unlock()
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -92,6 +108,21 @@ func (s *Server) strapiCredential(ctx context.Context, ex *exchange, retry bool)
 	}
 	ex.jwt = v.(*strapiJWT)
 	return ex.jwt.hdr, nil
+}
+
+// exchangeRefused reports whether Strapi answered an exchange with a refusal (as opposed to
+// not being reachable).
+func exchangeRefused(err error) bool {
+	var pe *proxyError
+	return errors.As(err, &pe) && pe.code == codeExchange
+}
+
+// mayRetry reports whether an exchange refused with Graph token tok may be tried again with
+// a fresh one: not if tok is itself the fresh token of an earlier retry.
+func (c *strapiCache) mayRetry(id, tok string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.refused[id] != tok
 }
 
 // drop forgets j if it is still the cached JWT of account id.

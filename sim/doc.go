@@ -35,6 +35,15 @@
 //     clients must survive it either way. A refresh token belongs to the user's home account
 //     and the client, and is accepted at any tenant the user exists in (member or guest), as
 //     Entra's are.
+//   - Options.RefreshTokenReuseInterval relaxes the rotation the way providers that rotate do
+//     (Okta's grace period, Auth0's reuse interval): within the interval after its first
+//     redemption, the immediately previous refresh token of a grant (the one whose
+//     replacement has not been redeemed yet) is accepted once more, and yields a new token.
+//     A client killed after the authority rotated its token but before it stored the new one
+//     then stays signed in. Expiry, revocation and MFA still apply. The default, 0, is strict
+//     single use.
+//   - Graph reads request bodies sent with Content-Encoding: gzip (msgraph-sdk-go compresses
+//     $batch and other JSON bodies), as Microsoft Graph does; other codings get 415.
 //   - Consent: each client has admin-granted delegated permissions (".default" yields those);
 //     an explicitly named scope outside them needs an interactive or device-code sign-in first
 //     (the sign-in records the user's consent), otherwise the token endpoint answers

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -138,6 +139,9 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.Header().Set("client-request-id", reqID)
 	}
+	if !s.decodeRequestBody(w, r) {
+		return
+	}
 	if eq(r.URL.Path, "/oidc/userinfo") {
 		s.endpoint(EndpointGraphUserInfo, w, r, "", s.handleUserInfo)
 		return
@@ -148,6 +152,37 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.graphDispatch(w, r, rest)
+}
+
+// maxRequestBody bounds a Graph request body, compressed or not (a $batch of 20 steps with
+// bodies stays far below it).
+const maxRequestBody = 4 << 20
+
+// decodeRequestBody makes a request body sent with Content-Encoding: gzip readable as plain
+// JSON, as Graph accepts it (msgraph-sdk-go compresses request bodies by default). Other
+// codings are refused with 415; false means the answer is written.
+func (s *Server) decodeRequestBody(w http.ResponseWriter, r *http.Request) bool {
+	ce := strings.TrimSpace(r.Header.Get("Content-Encoding"))
+	switch {
+	case ce == "" || strings.EqualFold(ce, "identity"):
+		return true
+	case !strings.EqualFold(ce, "gzip") && !strings.EqualFold(ce, "x-gzip"):
+		s.writeGraphError(w, r, http.StatusUnsupportedMediaType, "BadRequest", fmt.Sprintf("Content-Encoding '%s' is not supported; send the body uncompressed or gzip-compressed.", ce))
+		return false
+	}
+	zr, err := gzip.NewReader(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	if err != nil {
+		s.writeGraphError(w, r, http.StatusBadRequest, "BadRequest", "The request body is not valid gzip data.")
+		return false
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(zr, maxRequestBody), r.Body}
+	r.Header.Del("Content-Encoding")
+	r.Header.Del("Content-Length")
+	r.ContentLength = -1
+	return true
 }
 
 func cutPrefixFold(s, prefix string) (string, bool) {

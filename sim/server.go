@@ -23,6 +23,12 @@ type Options struct {
 	AccessTokenLifetime time.Duration
 	// RefreshTokenLifetime is the refresh-token inactivity lifetime; 0 = 90 days.
 	RefreshTokenLifetime time.Duration
+	// RefreshTokenReuseInterval is how long after a refresh token was redeemed it is still
+	// accepted once more, as long as the token issued in its place has not been redeemed
+	// (Okta's grace period, Auth0's reuse interval): a client killed after the authority
+	// rotated the token but before it stored the new one is not signed out. 0 = strict
+	// single use: a second redemption is invalid_grant.
+	RefreshTokenReuseInterval time.Duration
 	// Now is the clock used for issuing and validating tokens; nil = time.Now.
 	Now func() time.Time
 	// PagesOnHTTP also serves the pages a person's browser opens (authorize/login page,

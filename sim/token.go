@@ -207,7 +207,8 @@ type userGrant struct {
 	sessionSeq uint64
 	sid        string
 	authTime   time.Time
-	alwaysRT   bool // refresh grant: always rotate
+	alwaysRT   bool          // refresh grant: always rotate
+	redeemed   *refreshGrant // refresh grant: the grant redeemed, to record its successor
 }
 
 // userTokens makes the token response for a user: access token, and id token, refresh token
@@ -251,6 +252,7 @@ func (s *Server) userTokens(g userGrant) (map[string]any, *entraErr) {
 		resp["refresh_token"] = s.newRefreshTokenLocked(refreshGrant{
 			homeOID: home.HomeObjectID, homeTID: home.HomeTenantID, clientID: g.client.ID,
 			tenantID: t.ID, scopeRaw: g.scopeRaw, sessionSeq: g.sessionSeq, sid: g.sid, authTime: g.authTime,
+			prev: g.redeemed,
 		})
 		s.mu.Unlock()
 	}
@@ -349,8 +351,12 @@ func (s *Server) grantRefresh(f url.Values, at authorityTenant, c *clientReg, ac
 	if !strings.EqualFold(g.clientID, c.ID) {
 		return fail(&entraErr{code: "invalid_grant", aadsts: 70000, msg: "The provided grant is invalid or malformed. The refresh token was issued to a different client."})
 	}
+	reuse := false
 	if g.rotated {
-		return fail(&entraErr{code: "invalid_grant", aadsts: 70000, msg: "The provided grant is invalid or malformed. The refresh token was already redeemed; refresh tokens rotate, use the one from the latest token response."})
+		if !s.reusableLocked(g, now) {
+			return fail(&entraErr{code: "invalid_grant", aadsts: 70000, msg: "The provided grant is invalid or malformed. The refresh token was already redeemed; refresh tokens rotate, use the one from the latest token response."})
+		}
+		reuse = true
 	}
 	if now.After(g.expires) {
 		return fail(&entraErr{code: "invalid_grant", aadsts: 700082, msg: fmt.Sprintf(
@@ -388,11 +394,16 @@ func (s *Server) grantRefresh(f url.Values, at authorityTenant, c *clientReg, ac
 	if e != nil {
 		return fail(e)
 	}
-	g.rotated = true
+	if reuse {
+		g.reused = true
+	} else {
+		g.rotated, g.rotatedAt = true, now
+	}
 	s.mu.Unlock()
 	return s.userTokens(userGrant{
 		client: c, acr: acr, user: u, scopes: ss, scopeRaw: scopeRaw, claims: f.Get("claims"),
 		clientInfo: f.Get("client_info") == "1", sessionSeq: g.sessionSeq, sid: g.sid, authTime: g.authTime, alwaysRT: true,
+		redeemed: g,
 	})
 }
 

@@ -369,6 +369,25 @@ type refreshGrant struct {
 	issuedAt         time.Time
 	expires          time.Time
 	rotated          bool
+	// With Options.RefreshTokenReuseInterval: when the token was first redeemed, the hash of
+	// the token issued in its place, and whether its one extra redemption was used.
+	rotatedAt time.Time
+	next      string
+	reused    bool
+	prev      *refreshGrant // while issuing: the grant redeemed for this one
+}
+
+// reusableLocked reports whether g, already redeemed, may be redeemed once more: within
+// Options.RefreshTokenReuseInterval of its first redemption, not reused before, and still the
+// immediately previous token of its grant (the token issued in its place not yet redeemed).
+// s.mu must be held.
+func (s *Server) reusableLocked(g *refreshGrant, now time.Time) bool {
+	d := s.opts.RefreshTokenReuseInterval
+	if d <= 0 || g.reused || now.After(g.rotatedAt.Add(d)) || g.next == "" {
+		return false
+	}
+	n := s.refresh[g.next]
+	return n != nil && !n.rotated
 }
 
 // newRefreshTokenLocked stores a grant and returns its token. s.mu must be held.
@@ -385,7 +404,12 @@ func (s *Server) newRefreshTokenLocked(g refreshGrant) string {
 	tok := "1.A" + randomString(180)
 	g.issuedAt = now
 	g.expires = now.Add(s.opts.RefreshTokenLifetime)
-	s.refresh[hashSecret(tok)] = &g
+	h := hashSecret(tok)
+	s.refresh[h] = &g
+	if g.prev != nil && g.prev.next == "" {
+		g.prev.next = h // the first token issued for a redemption is its successor
+	}
+	g.prev = nil
 	return tok
 }
 
