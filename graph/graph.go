@@ -113,6 +113,11 @@ type accountState struct {
 
 var registerOnce sync.Once
 
+// sdkMu guards msgraph-sdk-go's package-level state: NewGraphServiceClient writes a variable
+// (store.BackingStoreFactoryInstance) that every model constructor reads while parsing an
+// answer. Reads hold it shared; creating an SDK client holds it alone.
+var sdkMu sync.RWMutex
+
 // New returns a Client. It makes no request.
 func New(opts Options) (*Client, error) {
 	if opts.Credentials == nil {
@@ -211,7 +216,9 @@ func (c *Client) state(account string) (*accountState, error) {
 		return nil, fmt.Errorf("graph: setting up the request adapter: %w", err)
 	}
 	adapter.SetBaseUrl(c.base)
+	sdkMu.Lock()
 	sdk := msgraphsdk.NewGraphServiceClient(adapter)
+	sdkMu.Unlock()
 	st := c.accounts[key]
 	if st == nil {
 		st = &accountState{key: key}
@@ -269,7 +276,9 @@ func (c *Client) Refresh(ctx context.Context, account string) (*profile.Snapshot
 		// Detached from the first caller, bounded on its own.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.http.Timeout*2)
 		defer cancel()
+		sdkMu.RLock()
 		snap, err := c.readSnapshot(rctx, st, account)
+		sdkMu.RUnlock()
 		if err != nil {
 			return nil, err
 		}
@@ -295,6 +304,8 @@ func (c *Client) Profile(ctx context.Context, account string) (*profile.Profile,
 	if err != nil {
 		return nil, err
 	}
+	sdkMu.RLock()
+	defer sdkMu.RUnlock()
 	return c.readProfile(ctx, st)
 }
 
@@ -304,6 +315,8 @@ func (c *Client) Photo(ctx context.Context, account string) (*profile.Photo, err
 	if err != nil {
 		return nil, err
 	}
+	sdkMu.RLock()
+	defer sdkMu.RUnlock()
 	return c.readPhoto(ctx, st)
 }
 
@@ -313,6 +326,8 @@ func (c *Client) Organization(ctx context.Context, account string) (*profile.Org
 	if err != nil {
 		return nil, err
 	}
+	sdkMu.RLock()
+	defer sdkMu.RUnlock()
 	return c.readOrganization(ctx, st)
 }
 
@@ -325,7 +340,9 @@ func (c *Client) Groups(ctx context.Context, account string) ([]profile.Group, e
 	if err != nil {
 		return nil, err
 	}
+	sdkMu.RLock()
 	groups, err := c.readGroups(ctx, st, nil)
+	sdkMu.RUnlock()
 	if errors.Is(err, profile.ErrConsent) {
 		return c.claimGroups(account), err
 	}
