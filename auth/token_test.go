@@ -210,3 +210,15 @@ func refreshLoop() error {
 	fmt.Println("ok", strings.Repeat(".", n))
 	return nil
 }
+
+// However a token is formatted, its value never shows.
+func TestAccessTokenNeverPrintsItself(t *testing.T) {
+	tok := &AccessToken{Value: "eyJsecret.eyJpayload.sig", Header: "Bearer eyJsecret.eyJpayload.sig", AccountID: "a", Scopes: []string{"s"}, ExpiresOn: time.Now()}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		for _, v := range []any{tok, *tok, []*AccessToken{tok}, struct{ T *AccessToken }{tok}} {
+			if out := fmt.Sprintf(f, v); strings.Contains(out, "eyJ") {
+				t.Errorf("%s of %T prints the token: %s", f, v, out)
+			}
+		}
+	}
+}

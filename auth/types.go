@@ -85,16 +85,13 @@ type AccessToken struct {
 	refreshAt time.Time // when the background refresher renews it
 }
 
-// String never prints the token.
-func (t *AccessToken) String() string {
-	if t == nil {
-		return "<nil token>"
-	}
+// String never prints the token (also when the struct itself is formatted, with %v or %+v).
+func (t AccessToken) String() string {
 	return fmt.Sprintf("access token for %s (%s), expires %s", t.AccountID, strings.Join(t.Scopes, " "), t.ExpiresOn.Format(time.RFC3339))
 }
 
-// GoString never prints the token.
-func (t *AccessToken) GoString() string { return t.String() }
+// GoString never prints the token (%#v).
+func (t AccessToken) GoString() string { return t.String() }
 
 // Scopes is a normalised, immutable set of scopes. Build it once (NewScopes) and reuse it:
 // its Key makes token lookups free of allocation.
