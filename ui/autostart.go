@@ -33,6 +33,43 @@ func SetStartAtLogin(enabled bool, exe string) error {
 	return autostartEnable(exe)
 }
 
+// fileAutostart starts the program at login through a file the desktop reads then: an XDG
+// autostart entry, or a macOS LaunchAgent.
+type fileAutostart struct {
+	path    func() (string, error) // where the file goes
+	content func(exe string) string
+}
+
+func (f fileAutostart) enable(exe string) error {
+	p, err := f.path()
+	if err != nil {
+		return fmt.Errorf("setting start at login: %w", err)
+	}
+	if err := writeFileAtomic(p, []byte(f.content(exe)), 0o644); err != nil {
+		return fmt.Errorf("setting start at login: %w", err)
+	}
+	return nil
+}
+
+func (f fileAutostart) disable() error {
+	p, err := f.path()
+	if err != nil {
+		return fmt.Errorf("removing start at login: %w", err)
+	}
+	if err := removeIfExists(p); err != nil {
+		return fmt.Errorf("removing start at login: %w", err)
+	}
+	return nil
+}
+
+func (f fileAutostart) enabled() (bool, error) {
+	p, err := f.path()
+	if err != nil {
+		return false, err
+	}
+	return fileExists(p)
+}
+
 // temporaryBuild reports whether exe looks like a `go run` or `go test` build, which is
 // deleted afterwards: starting it at login would fail.
 func temporaryBuild(exe string) bool {

@@ -2,42 +2,17 @@
 
 package ui
 
-import (
-	"fmt"
-	"os"
-)
+import "os"
 
-func xdgPath() (string, error) {
-	home, _ := os.UserHomeDir()
-	return xdgAutostartPath(os.Getenv, home)
+// startFile is the XDG autostart entry in the user's config directory.
+var startFile = fileAutostart{
+	path: func() (string, error) {
+		home, _ := os.UserHomeDir()
+		return xdgAutostartPath(os.Getenv, home)
+	},
+	content: desktopEntry,
 }
 
-func autostartEnable(exe string) error {
-	p, err := xdgPath()
-	if err != nil {
-		return fmt.Errorf("setting start at login: %w", err)
-	}
-	if err := writeFileAtomic(p, []byte(desktopEntry(exe)), 0o644); err != nil {
-		return fmt.Errorf("setting start at login: %w", err)
-	}
-	return nil
-}
-
-func autostartDisable() error {
-	p, err := xdgPath()
-	if err != nil {
-		return fmt.Errorf("removing start at login: %w", err)
-	}
-	if err := removeIfExists(p); err != nil {
-		return fmt.Errorf("removing start at login: %w", err)
-	}
-	return nil
-}
-
-func autostartEnabled() (bool, error) {
-	p, err := xdgPath()
-	if err != nil {
-		return false, err
-	}
-	return fileExists(p)
-}
+func autostartEnable(exe string) error { return startFile.enable(exe) }
+func autostartDisable() error          { return startFile.disable() }
+func autostartEnabled() (bool, error)  { return startFile.enabled() }
