@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -364,6 +365,12 @@ func classify(err error) *failure {
 		if desc != "" {
 			f.message += ": " + desc
 		}
+		if body.Error == "" && (status == http.StatusNotFound || status == http.StatusMethodNotAllowed) && ce.Req != nil {
+			// Not an OAuth answer at all: most likely not an Entra ID (v2.0) authority.
+			u := *ce.Req.URL
+			u.RawQuery, u.Fragment, u.ForceQuery = "", "", false // never a query string in a message
+			f.message += fmt.Sprintf(" for %s %s: is this an Entra ID authority? It must serve <authority>/v2.0/.well-known/openid-configuration and the endpoints that document names", ce.Req.Method, u.Redacted())
+		}
 		if ra := ce.Resp.Header.Get("Retry-After"); ra != "" {
 			if s, err := time.ParseDuration(strings.TrimSpace(ra) + "s"); err == nil {
 				f.retryAfter = s
@@ -409,14 +416,10 @@ func classify(err error) *failure {
 }
 
 func httpStatusText(code int) string {
-	switch {
-	case code >= 500:
-		return "server error"
-	case code == 429:
-		return "too many requests"
-	default:
-		return "error"
+	if t := http.StatusText(code); t != "" {
+		return t
 	}
+	return "error"
 }
 
 func firstLine(s string) string {

@@ -581,3 +581,18 @@ func TestProxyCommand(t *testing.T) {
 		}
 	}
 }
+
+// In the C locale (servers, containers, CI) the command line prints no Fyne locale errors.
+func TestNoLocaleNoiseInCLocale(t *testing.T) {
+	for _, lang := range []string{"C", "C.UTF-8", "POSIX"} {
+		cmd := exec.Command(os.Args[0], "--help")
+		cmd.Env = append(os.Environ(), "ENTRA_RUN_AS_CLI=1", "LANG="+lang, "LC_ALL=", "LC_MESSAGES=", "LANGUAGE=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("LANG=%s: %v\n%s", lang, err, out)
+		}
+		if bytes.Contains(out, []byte("Fyne error")) || !bytes.Contains(out, []byte("Usage:")) {
+			t.Errorf("LANG=%s: output:\n%s", lang, out)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	_ "github.com/entra-companion/entra-companion/cmd/entra-companion/internal/plainlocale" // before Fyne
 )
 
 func main() {
