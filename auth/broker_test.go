@@ -496,3 +496,13 @@ func TestResolveAccountNames(t *testing.T) {
 		t.Errorf("unknown account: %v", err)
 	}
 }
+
+// An authority that is not Entra-shaped gets an error that says so, naming the URL tried.
+func TestNotAnEntraAuthority(t *testing.T) {
+	env := newEnv(t, NewMemoryStore())
+	b := env.broker()
+	_, err := b.SignInDeviceCode(context.Background(), SignInOptions{Authority: env.sim.CMSURL() + "/some-tenant"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "is this an Entra ID authority") || !strings.Contains(err.Error(), "/some-tenant/v2.0/.well-known/openid-configuration") {
+		t.Fatalf("got %v", err)
+	}
+}
