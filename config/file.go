@@ -157,7 +157,25 @@ func Save(path string, c *Config) error {
 	if !reflect.DeepEqual(back, want) {
 		return fmt.Errorf("saving the settings to %s: %s, the written file would load differently", path, internalError)
 	}
+	// Saving writes the settings, not the file's comments: a hand-written file with comments
+	// is kept next to it first, so nothing the user wrote is lost.
+	if old, err := os.ReadFile(path); err == nil && !bytes.Equal(old, data) && hasComments(old) {
+		if err := writeAtomic(path+".bak", old); err != nil {
+			return fmt.Errorf("keeping the commented settings file as %s.bak before saving: %w", path, err)
+		}
+	}
 	return writeAtomic(path, data)
+}
+
+// hasComments reports whether a TOML document has a comment line besides the header Save writes.
+func hasComments(doc []byte) bool {
+	doc = bytes.TrimPrefix(doc, []byte(fileHeader))
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] == '#' {
+			return true
+		}
+	}
+	return false
 }
 
 // writeAtomic replaces the file at path with data, mode 0600.

@@ -374,3 +374,38 @@ func checkNoTempFiles(t *testing.T, dir string) {
 		}
 	}
 }
+
+// Saving over a hand-written file with comments keeps that file as .bak first.
+func TestSaveKeepsCommentedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	hand := "# my tenant, see the wiki\nauthority = \"https://login.microsoftonline.com/contoso.com\"\n"
+	if err := os.WriteFile(path, []byte(hand), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.StartAtLogin = true
+	if err := Save(path, c); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path + ".bak"); err != nil || string(b) != hand {
+		t.Fatalf("the commented file was not kept: %q, %v", b, err)
+	}
+	back, err := Load(path)
+	if err != nil || !back.StartAtLogin || back.Authority != c.Authority {
+		t.Fatalf("saved settings: %+v, %v", back, err)
+	}
+	// Saving again over our own (comment-free) file makes no backup of it.
+	if err := os.Remove(path + ".bak"); err != nil {
+		t.Fatal(err)
+	}
+	c.StartAtLogin = false
+	if err := Save(path, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".bak"); !os.IsNotExist(err) {
+		t.Errorf("a backup of a file without comments was made: %v", err)
+	}
+}
