@@ -549,6 +549,10 @@ func withTenant(authority, tenant string) string {
 	return "https://" + u.Host + "/" + tenant + "/"
 }
 
+// clientCapabilities tell Entra what the client can do: "cp1" is Continuous Access Evaluation
+// (it handles claims challenges).
+var clientCapabilities = []string{"cp1"}
+
 // microsoftHosts are the Entra authorities MSAL knows; others skip instance discovery.
 var microsoftHosts = []string{
 	"login.microsoftonline.com", "login.microsoft.com", "login.windows.net", "sts.windows.net",
@@ -571,6 +575,9 @@ func (b *Broker) publicClient(authority string) (*public.Client, error) {
 		public.WithAuthority(authority),
 		public.WithCache(&clientCache{v: b.vault}),
 		public.WithInstanceDiscovery(isMicrosoftHost(authority)),
+		// CAE: the broker answers claims challenges (Token's Claims), so resources may send
+		// them instead of failing on a revoked session, and Entra may issue longer-lived tokens.
+		public.WithClientCapabilities(clientCapabilities),
 	}
 	if b.opts.HTTPClient != nil {
 		opts = append(opts, public.WithHTTPClient(b.opts.HTTPClient))

@@ -506,3 +506,21 @@ func TestNotAnEntraAuthority(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// The broker tells Entra it handles claims challenges (CAE, capability cp1), in every token.
+func TestTokensDeclareCAE(t *testing.T) {
+	env := newEnv(t, NewMemoryStore())
+	b := env.broker()
+	a := env.signIn(b, sim.UserAdele, "organizations")
+	tok, err := b.TokenFor(context.Background(), a.ID, graphDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := payload(tok.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc, _ := p["xms_cc"].([]any); len(cc) != 1 || cc[0] != "cp1" {
+		t.Errorf("xms_cc = %v, want [cp1]", p["xms_cc"])
+	}
+}

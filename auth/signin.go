@@ -241,6 +241,7 @@ func (b *Broker) newAppClient(authority, clientID string, sec appSecret) (*confi
 	opts := []confidential.Option{
 		confidential.WithCache(noCache{}),
 		confidential.WithInstanceDiscovery(isMicrosoftHost(authority)),
+		confidential.WithClientCapabilities(clientCapabilities),
 	}
 	if b.opts.HTTPClient != nil {
 		opts = append(opts, confidential.WithHTTPClient(b.opts.HTTPClient))
