@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/entra-companion/entra-companion/auth"
+	"github.com/entra-companion/entra-companion/auth/clock/clocktest"
 	"github.com/entra-companion/entra-companion/config"
 	"github.com/entra-companion/entra-companion/sim"
 )
@@ -22,80 +23,13 @@ import (
 // with one injected clock shared by the broker and the sim (sim.Options.Now): expiry is
 // reached by moving the clock, never by sleeping.
 
-// expiryClock is an auth.Clock moved by hand; AfterFunc timers fire, each in its own goroutine
-// like time.AfterFunc, when Advance passes their time.
-type expiryClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*expiryTimer
-}
-
-type expiryTimer struct {
-	c       *expiryClock
-	at      time.Time
-	f       func()
-	stopped bool
-}
-
-var _ auth.Clock = (*expiryClock)(nil)
-
-// The clock starts at the real time: MSAL computes a token's expiry as time.Now() plus the
-// response's expires_in, so the broker's and the sim's ideas of expiry agree only when the
-// fake clock has not yet moved away from the real one.
-func newExpiryClock() *expiryClock { return &expiryClock{now: time.Now().Truncate(time.Second)} }
-
-func (c *expiryClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *expiryClock) AfterFunc(d time.Duration, f func()) auth.Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &expiryTimer{c: c, at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *expiryTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := !t.stopped
-	t.stopped = true
-	return was
-}
-
-// Advance moves the clock and fires the timers that fall due.
-func (c *expiryClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []*expiryTimer
-	keep := c.timers[:0]
-	for _, t := range c.timers {
-		switch {
-		case t.stopped:
-		case !t.at.After(c.now):
-			t.stopped = true
-			due = append(due, t)
-		default:
-			keep = append(keep, t)
-		}
-	}
-	c.timers = keep
-	c.mu.Unlock()
-	for _, t := range due {
-		go t.f()
-	}
-}
-
 const cmsDefaultScope = "api://entra-companion-cms/.default"
 
 // brokerProxy is a signed-in broker (Adele, in memory) behind a started proxy whose /cms/
 // route is a bearer route to the sim's CMS.
 type brokerProxy struct {
 	sim    *sim.Server
-	clock  *expiryClock
+	clock  *clocktest.Fake
 	broker *auth.Broker
 	proxy  *Server
 	probe  *refreshProbe
@@ -103,7 +37,7 @@ type brokerProxy struct {
 
 func newBrokerProxy(t *testing.T, firstLifetime time.Duration) *brokerProxy {
 	t.Helper()
-	clock := newExpiryClock()
+	clock := clocktest.New()
 	s := sim.Start(t, sim.Options{Now: clock.Now, AccessTokenLifetime: firstLifetime, DeviceCodeInterval: time.Second})
 	b, err := auth.New(context.Background(), auth.Options{
 		ClientID:   sim.PublicClientID,
