@@ -35,6 +35,24 @@ func (s *Server) resolveTenant(seg string) (authorityTenant, bool) {
 	return authorityTenant{seg: seg}, false
 }
 
+// postEndpoint checks what the token and devicecode endpoints check first, as Entra does: the
+// method (POST) and the tenant. On failure it has answered and reports false.
+func (s *Server) postEndpoint(w http.ResponseWriter, r *http.Request, seg string) (authorityTenant, bool) {
+	if r.Method != http.MethodPost {
+		s.writeEntraError(w, r, entraErr{code: "invalid_request", aadsts: 900561, msg: fmt.Sprintf(
+			"The endpoint only accepts POST, OPTIONS requests. Received a %s request.", r.Method)})
+		return authorityTenant{}, false
+	}
+	at, ok := s.resolveTenant(seg)
+	if !ok {
+		e := tenantNotFound(seg)
+		e.code = "invalid_request"
+		s.writeEntraError(w, r, e)
+		return authorityTenant{}, false
+	}
+	return at, true
+}
+
 func tenantNotFound(seg string) entraErr {
 	return entraErr{code: "invalid_tenant", aadsts: 90002, msg: fmt.Sprintf(
 		"Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", seg)}

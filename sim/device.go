@@ -56,16 +56,8 @@ func normalizeUserCode(c string) string {
 }
 
 func (s *Server) handleDeviceCode(w http.ResponseWriter, r *http.Request, seg string) {
-	if r.Method != http.MethodPost {
-		s.writeEntraError(w, r, entraErr{code: "invalid_request", aadsts: 900561, msg: fmt.Sprintf(
-			"The endpoint only accepts POST, OPTIONS requests. Received a %s request.", r.Method)})
-		return
-	}
-	at, ok := s.resolveTenant(seg)
+	at, ok := s.postEndpoint(w, r, seg)
 	if !ok {
-		e := tenantNotFound(seg)
-		e.code = "invalid_request"
-		s.writeEntraError(w, r, e)
 		return
 	}
 	f := r.PostForm
